@@ -1,0 +1,5 @@
+import sys
+
+from imp_tfx.cli import main
+
+sys.exit(main())
