@@ -205,9 +205,8 @@ class SparseMoe(tf_keras.layers.Layer):
         hidden = tf.matmul(dispatched, tf.cast(self.expert_wi, x.dtype))
         hidden = self._dropout(tf.nn.gelu(hidden, approximate=True), training=training)
         expert_out = tf.matmul(hidden, tf.cast(self.expert_wo, x.dtype))
-        weighted = expert_out * tf.cast(weights, x.dtype)
-        combined = tf.math.unsorted_segment_sum(tf.reshape(weighted, [-1, dim]),
-                                                tf.reshape(rows, [-1]), groups * tokens_per_group)
+        combined = _sum_into_tokens(expert_out * tf.cast(weights, x.dtype), rows,
+                                    groups * tokens_per_group)
         return tf.reshape(combined, [groups, tokens_per_group, dim])
 
     def _groups_major(self, x, route: routing.Route, training):
@@ -225,8 +224,7 @@ class SparseMoe(tf_keras.layers.Layer):
         expert_out = sharding.to_batch_shards(expert_out, self.mesh)
         weighted = expert_out * tf.cast(route.combine_weights, x.dtype)[..., tf.newaxis]
         rows = _token_rows(route.token_index, tokens_per_group)
-        combined = tf.math.unsorted_segment_sum(tf.reshape(weighted, [-1, dim]),
-                                                tf.reshape(rows, [-1]), groups * tokens_per_group)
+        combined = _sum_into_tokens(weighted, rows, groups * tokens_per_group)
         # DTensor's segment sum gathers its data and returns the result replicated; slice it back.
         combined = sharding.to_batch_shards(combined, self.mesh)
         return tf.reshape(combined, [groups, tokens_per_group, dim])
@@ -254,3 +252,10 @@ def _token_rows(token_index, tokens_per_group):
     """Per-group token indices int32 [G, E, C] -> rows of the flattened `[G * T, d]` tokens."""
     groups = tf.shape(token_index)[0]
     return token_index + tf.range(groups)[:, tf.newaxis, tf.newaxis] * tokens_per_group
+
+
+def _sum_into_tokens(slot_outputs, rows, num_rows):
+    """Adds weighted slot outputs [..., d] into token rows float [num_rows, d] (dispatch's transpose)."""
+    dim = slot_outputs.shape[-1]
+    return tf.math.unsorted_segment_sum(tf.reshape(slot_outputs, [-1, dim]), tf.reshape(rows, [-1]),
+                                        num_rows)
