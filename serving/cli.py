@@ -140,20 +140,16 @@ def _register_export(subparsers, name: str) -> None:
     p.add_argument("--checkpoint", required=True, metavar="DIR", help="training checkpoint directory")
     p.add_argument("--base", required=True, metavar="BASE", help="serving base directory (BASE/NAME/VERSION)")
     p.add_argument("--name", required=True, metavar="NAME", help="model name")
+    p.add_argument("--version", type=int, default=None,
+                   help="version number to write (default: one after the newest under BASE/NAME)")
+    p.add_argument("--transform-graph", default=None, metavar="DIR",
+                   help="Transform output dir holding the vocabularies (default: searched near the checkpoint)")
     p.set_defaults(handler=_export)
 
 
 def _export(args: argparse.Namespace) -> int:
-    import importlib
+    from serving import export
 
-    try:
-        export = importlib.import_module("serving.export")
-    except ModuleNotFoundError as e:
-        if e.name != "serving.export":
-            raise
-        print("imp-tfx export: the exporter module serving/export.py is not installed in this checkout "
-              "(it is not written yet); nothing was exported", file=sys.stderr)
-        return 2
     return int(export.run_export_command(args) or 0)
 
 

@@ -19,6 +19,9 @@ from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 import grpc
 import numpy as np
 import tensorflow as tf
+# Registers tensorflow-text's ops (WordPiece tokenization in the exported graphs), as TF Serving's
+# build with tensorflow-text ops does; without it those SavedModels fail to load.
+import tensorflow_text  # noqa: F401  pylint: disable=unused-import
 from google.protobuf import text_format
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 from tensorflow_serving.config import model_server_config_pb2
