@@ -364,13 +364,3 @@ def test_query_cli_reports_server_errors(server, capsys):
     code = imp_cli.main(["query", "--server", server.rest_url, "--model", "nope", "--text", "x"])
     assert code == 1
     assert "404" in capsys.readouterr().err
-
-
-def test_export_command_explains_missing_exporter(capsys, tmp_path):
-    import importlib.util
-
-    if importlib.util.find_spec("serving.export") is not None:
-        pytest.skip("serving/export.py exists: the export command is tested with it")
-    code = imp_cli.main(["export", "--checkpoint", str(tmp_path), "--base", str(tmp_path), "--name", "imp"])
-    assert code == 2
-    assert "serving/export.py" in capsys.readouterr().err
