@@ -14,7 +14,8 @@ import dataclasses
 
 from models.configs import AudioConfig
 
-# Raw features written by MultimodalExampleGen (all optional except `id`).
+# Raw features written by MultimodalExampleGen. Every example carries every key; a modality the example
+# lacks is an empty list (SchemaGen would otherwise deprecate features missing from any one split).
 RAW_ID = "id"                    # bytes []: example id, unique within a dataset
 RAW_TEXT = "text"                # bytes []: caption or transcript (UTF-8)
 RAW_LABEL = "label"              # bytes []: class name
