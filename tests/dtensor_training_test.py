@@ -86,10 +86,6 @@ def test_one_step_loss_and_gradients_match_single_device(setup):
     assert checked > 20
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "open bug: on the mesh the Adam update of the FIRST optimizer step is a no-op for most variables "
-    "(only decoupled weight decay moves them; from step 2 on updates are normal), so the runs drift. "
-    "Loss and gradients of a step match exactly (test above); seen with tf_keras Adam/AdamW(mesh=...)."))
 def test_multi_step_run_reaches_the_same_weights(setup):
     config, mesh, batches, signature = setup
     finals = []

@@ -127,6 +127,35 @@ def is_decayed(variable: tf.Variable) -> bool:
     return bool(_KERNEL_NAME.search(variable.name))
 
 
+class ReadAfterComputeAdam(tf_keras.optimizers.Adam):
+    """tf_keras Adam whose update uses the freshly computed moments, not a re-read of their variables.
+
+    Stock Adam does `m.assign_add(...)` and then reads `m` again for the parameter update, relying on
+    automatic control dependencies to order the read after the write. Under DTensor that ordering is
+    not kept on the first traced step (observed with TF 2.16): the update read the zero moments, so step 1 left
+    most weights unchanged and mesh runs drifted from single-device runs. Computing the new moments as
+    tensors, assigning them, and updating the parameters from those same tensors is order-free.
+    Sparse (IndexedSlices) gradients are densified: our embedding tables are small.
+    """
+
+    def update_step(self, gradient, variable):
+        dtype = variable.dtype
+        if isinstance(gradient, tf.IndexedSlices):
+            gradient = tf.convert_to_tensor(gradient)
+        lr = tf.cast(self.learning_rate, dtype)
+        local_step = tf.cast(self.iterations + 1, dtype)
+        beta_1 = tf.cast(self.beta_1, dtype)
+        beta_2 = tf.cast(self.beta_2, dtype)
+        alpha = lr * tf.sqrt(1 - tf.pow(beta_2, local_step)) / (1 - tf.pow(beta_1, local_step))
+        index = self._index_dict[self._var_key(variable)]
+        m_var, v_var = self._momentums[index], self._velocities[index]
+        m = m_var * beta_1 + gradient * (1 - beta_1)
+        v = v_var * beta_2 + tf.square(gradient) * (1 - beta_2)
+        m_var.assign(m)
+        v_var.assign(v)
+        variable.assign_sub(m * alpha / (tf.sqrt(v) + tf.cast(self.epsilon, dtype)))
+
+
 def make_optimizer(config: OptimizerConfig, variables: Sequence[tf.Variable],
                    mesh=None) -> tf_keras.optimizers.Optimizer:
     """Adam over `variables` (built eagerly, so slot variables exist before the first checkpoint restore
@@ -141,7 +170,7 @@ def make_optimizer(config: OptimizerConfig, variables: Sequence[tf.Variable],
     schedule = make_schedule(config)
     # The train step sets the rate from the global step it is given (`apply_schedule`), so the rate is
     # explicit, logged and identical on and off a mesh.
-    optimizer = tf_keras.optimizers.Adam(
+    optimizer = ReadAfterComputeAdam(
         learning_rate=float(schedule(0)), beta_1=config.beta_1, beta_2=config.beta_2,
         epsilon=config.epsilon, jit_compile=False, **kwargs)
     optimizer.build(list(variables))
