@@ -34,21 +34,6 @@ def encoder_inputs(kind: str, batch: Dict[str, Any]) -> Dict[str, tf.Tensor]:
     return batch[kind]
 
 
-def _mesh_safe_contrastive_loss(embeddings_a, embeddings_b, temperature) -> tf.Tensor:
-    """`models.losses.contrastive_loss` for [B, D] embeddings, without `tf.linalg.diag_part`.
-
-    DTensor has no layout propagation for `MatrixDiagPartV3` (UnknownError under a mesh), so the
-    positives are read with an identity mask instead. Same value as `losses.contrastive_loss` (the
-    DTensor test compares both); drop this once `models/losses.py` avoids diag_part.
-    """
-    logits = losses.similarity_logits(embeddings_a, embeddings_b, temperature)[..., 0]  # [B, B]
-    eye = tf.eye(tf.shape(logits)[0], dtype=logits.dtype)
-    positives = tf.reduce_sum(logits * eye, axis=1)
-    loss_ab = tf.reduce_mean(tf.reduce_logsumexp(logits, axis=1) - positives)
-    loss_ba = tf.reduce_mean(tf.reduce_logsumexp(logits, axis=0) - positives)
-    return (loss_ab + loss_ba) / 2.0
-
-
 def task_loss(model, task: Task, batch: Dict[str, Any],
               training: bool = True) -> Tuple[tf.Tensor, Metrics]:
     """Loss of one task batch: (float32 [] total loss, metrics of float32 scalars / vectors).
@@ -79,8 +64,7 @@ def task_loss(model, task: Task, batch: Dict[str, Any],
             za = model.project(ma, encoded[a]["features_agg"], mb)
             zb = model.project(mb, encoded[b]["features_agg"], ma)
             temperature = tf.cast(model.temperature(ma, mb), tf.float32)
-            nce = losses.contrastive_loss if model.mesh is None else _mesh_safe_contrastive_loss
-            pair_losses.append(nce(za, zb, temperature))
+            pair_losses.append(losses.contrastive_loss(za, zb, temperature))
             metrics[f"temperature/{a}_{b}"] = temperature
             metrics[f"accuracy/{a}_to_{b}"] = losses.contrastive_accuracy(za, zb)
         objective = tf.add_n(pair_losses) / float(len(pair_losses))
