@@ -11,8 +11,9 @@ are regrouped per split here. `fn_args.custom_config` carries:
     train:            TrainConfig fields to override (sampler, seed, batch_size_scale, precision, ...)
 
 Checkpoints and TensorBoard go to `fn_args.model_run_dir`; the final checkpoint and `config.json` are
-written to `fn_args.serving_model_dir`, then `EXPORT_FN` (the serving package's SavedModel exporter)
-is called there if it is set.
+written to `fn_args.serving_model_dir`, then exported there as a TF Serving SavedModel (an unsharded
+rebuild, `serving.export.trainer_export_fn`) so that Pusher can push it. `custom_config["export"] =
+"checkpoint"` skips the SavedModel; `run_fn(..., export_fn=...)` or `EXPORT_FN` replace the exporter.
 """
 
 from __future__ import annotations
@@ -30,8 +31,7 @@ from models.features import DEFAULT_MEDIA, MediaConfig
 from models.training import tasks as tasks_lib
 from models.training.trainer import ExportFn, TrainConfig, train
 
-# Export hook: `fn(serving_model_dir, model, train_result)`. Default None = checkpoint + config.json only;
-# the serving package sets this to its SavedModel export (or passes `export_fn=` to `run`).
+# Export hook: `fn(serving_model_dir, model, train_result)`; None = the serving package's SavedModel export.
 EXPORT_FN: Optional[ExportFn] = None
 
 _SPLIT_DIR = re.compile(r"Split-([^/\\]+)")
@@ -68,9 +68,23 @@ def _media(custom: Mapping[str, Any]) -> MediaConfig:
     return DEFAULT_MEDIA if media is None else configs_lib._from_dict(MediaConfig, dict(media))
 
 
+def _transform_graph_dir(fn_args) -> str:
+    return getattr(fn_args, "transform_graph_path", None) or getattr(fn_args, "transform_output")
+
+
 def _assets_dir(fn_args) -> str:
-    transform = getattr(fn_args, "transform_graph_path", None) or getattr(fn_args, "transform_output")
-    return os.path.join(transform, "transform_fn", "assets")
+    return os.path.join(_transform_graph_dir(fn_args), "transform_fn", "assets")
+
+
+def _default_export_fn(fn_args, custom: Mapping[str, Any]) -> Optional[ExportFn]:
+    mode = custom.get("export", "saved_model")
+    if mode == "checkpoint":
+        return None
+    if mode != "saved_model":
+        raise ValueError(f"custom_config export must be 'saved_model' or 'checkpoint', got {mode!r}")
+    from serving import export  # imported lazily: the exporter pulls in the serving signatures
+
+    return export.trainer_export_fn(_transform_graph_dir(fn_args))
 
 
 def run_fn(fn_args, export_fn: Optional[ExportFn] = None):
@@ -92,4 +106,4 @@ def run_fn(fn_args, export_fn: Optional[ExportFn] = None):
     return train(tasks, group_files_by_split(fn_args.train_files), _assets_dir(fn_args),
                  fn_args.model_run_dir, _model_config(custom), train_config, _media(custom),
                  eval_files_by_split=eval_files, export_dir=fn_args.serving_model_dir,
-                 export_fn=export_fn or EXPORT_FN)
+                 export_fn=export_fn or EXPORT_FN or _default_export_fn(fn_args, custom))
