@@ -11,16 +11,9 @@ from typing import Optional
 warnings.filterwarnings("ignore", message="You are using a non-supported Python version",
                         category=FutureWarning)
 
-# An easy-install style console script (`.venv/bin/imp-tfx`) sets `__main__.__requires__`; TFX imports
-# setuptools -> pkg_resources when it creates artifacts, which then re-resolves every installed
-# distribution's requirements and aborts on any unrelated gap (keyring -> jaraco.context is missing in
-# the pinned stack). The marker only serves easy_install's multi-version installs, so drop it.
-if hasattr(sys.modules.get("__main__"), "__requires__"):
-    del sys.modules["__main__"].__requires__
-
-from components.evaluator.blessing import RECALL_AT_5  # noqa: E402
-from components.evaluator.blessing import ZERO_SHOT_ACCURACY  # noqa: E402
-from pipeline import configs  # noqa: E402
+from components.evaluator.blessing import RECALL_AT_5
+from components.evaluator.blessing import ZERO_SHOT_ACCURACY
+from pipeline import configs
 
 
 def register(subparsers, name: str) -> None:

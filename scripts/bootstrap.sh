@@ -47,12 +47,12 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import sys; assert sys.ve
 fi
 
 stamp=.venv/.imp-tfx-requirements.sha256
-want=$(cat requirements/*.txt setup.py | sha256sum | cut -d' ' -f1)
+want=$(cat requirements/*.txt setup.py pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "[bootstrap] installing the pinned stack into .venv (takes a few minutes the first time)"
   .venv/bin/python -m pip install -q --disable-pip-version-check -c requirements/constraints.txt \
     -r requirements/requirements.txt -r requirements/test.txt
-  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -e .
   echo "$want" > "$stamp"
 fi
 echo "[bootstrap] ready: $(.venv/bin/python --version), $(.venv/bin/imp-tfx --help >/dev/null && echo 'imp-tfx CLI ok')"

@@ -95,16 +95,8 @@ def find_transform_assets(transform_graph_dir: Optional[PathLike] = None,
 
 
 def prompt_templates() -> Mapping[str, Sequence[str]]:
-    """Zero-shot prompt templates per media kind: the trainer's evaluation templates when it defines
-    them (`models.training.evaluation.PROMPT_TEMPLATES`), else the serving client's ensemble."""
-    try:
-        from models.training import evaluation
-        templates = getattr(evaluation, "PROMPT_TEMPLATES", None)
-        if templates:
-            return templates
-    except ImportError:
-        pass
-    from serving.query import PROMPT_TEMPLATES
+    """Zero-shot prompt templates per media kind: the same ones the trainer's evaluation uses."""
+    from models.prompts import PROMPT_TEMPLATES
     return PROMPT_TEMPLATES
 
 

@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from models.features import DEFAULT_MEDIA, MediaConfig
+from models.prompts import PROMPT_TEMPLATES
 
 EMBED_SIGNATURES = {"text": "embed_text", "image": "embed_image", "audio": "embed_audio",
                     "video": "embed_video"}
@@ -24,14 +25,6 @@ EXTENSIONS = {
     "audio": (".wav", ".flac", ".mp3", ".ogg", ".oga", ".m4a"),
     "video": (".mp4", ".webm", ".mkv", ".avi", ".mov", ".m4v"),
 }
-# Prompt ensembles for zero-shot class keys (the label is substituted for {label}).
-PROMPT_TEMPLATES = {
-    "image": ("{label}", "a photo of a {label}", "a picture of the {label}"),
-    "video": ("{label}", "a video of a {label}", "a clip of the {label}"),
-    "audio": ("{label}", "the sound of a {label}", "a recording of the {label}"),
-}
-
-
 def media_kind(path: str) -> Optional[str]:
     """`image`, `audio` or `video` from a file extension (None when unknown)."""
     extension = os.path.splitext(path)[1].lower()

@@ -35,7 +35,7 @@ from models import features as F
 class IngestionReport(types.Artifact):
     """Folder with `summary.json` and `<reason>.jsonl` reject files of one ingestion run."""
 
-    TYPE_NAME = "ImpIngestionReport"
+    TYPE_NAME = "imp_tfx.IngestionReport"  # KFP v2 wants namespace.Name
 
 
 class MultimodalExampleGenSpec(ComponentSpec):

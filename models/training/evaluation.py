@@ -20,13 +20,9 @@ from models.configs import INPUT_KINDS, ImpConfig
 from models.features import DEFAULT_MEDIA, MediaConfig
 from models.layers.heads import l2_normalize
 from models.training import data, mesh_model
+from models.prompts import PROMPT_TEMPLATES, prompts  # noqa: F401  (re-exported)
 from models.training.tasks import Task
 
-PROMPT_TEMPLATES: Dict[str, Sequence[str]] = {
-    "image": ("a photo of a {}.", "a picture of the {}.", "an image of a {}.", "a photo of the {}."),
-    "video": ("a video of a {}.", "a clip of the {}.", "footage of a {}.", "a video of the {}."),
-    "audio": ("the sound of a {}.", "a recording of the {}.", "audio of a {}.", "the sound of the {}."),
-}
 RECALL_AT = (1, 5, 10)
 
 TextTokenizer = Callable[[List[str]], tf.Tensor]  # strings -> int64 ids [N, L]
@@ -97,10 +93,10 @@ def _pad_for_mesh(inputs, batch: int, mesh):
 def class_keys(model, class_names: Sequence[str], kind: str, tokenize: TextTokenizer,
                prompt_ensemble: bool = True, mesh=None) -> np.ndarray:
     """Class embeddings [C, d_common] from prompts (mean over templates when ensembling)."""
-    templates = PROMPT_TEMPLATES[kind] if prompt_ensemble else PROMPT_TEMPLATES[kind][:1]
+    per_class = [prompts(kind, name, prompt_ensemble) for name in class_names]  # [C][templates]
     per_template = []
-    for template in templates:
-        ids = tokenize([template.format(name) for name in class_names])
+    for texts in zip(*per_class):
+        ids = tokenize(list(texts))
         per_template.append(_embed(model, "text", {"ids": ids}, kind, mesh))
     keys = np.mean(per_template, axis=0)
     return keys / (np.linalg.norm(keys, axis=-1, keepdims=True) + 1e-6)

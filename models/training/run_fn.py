@@ -10,7 +10,8 @@ are regrouped per split here. `fn_args.custom_config` carries:
     media:            MediaConfig as a dict (the same key Transform reads; default MediaConfig())
     train:            TrainConfig fields to override (sampler, seed, batch_size_scale, precision, ...)
 
-Checkpoints and TensorBoard go to `fn_args.model_run_dir`; the final checkpoint and `config.json` are
+`fn_args.base_model` (the latest blessed model, wired by the retraining pipeline) warm-starts the model
+weights. Checkpoints and TensorBoard go to `fn_args.model_run_dir`; the final checkpoint and `config.json` are
 written to `fn_args.serving_model_dir`, then exported there as a TF Serving SavedModel (an unsharded
 rebuild, `serving.export.trainer_export_fn`) so that Pusher can push it. `custom_config["export"] =
 "checkpoint"` skips the SavedModel; `run_fn(..., export_fn=...)` or `EXPORT_FN` replace the exporter.
@@ -106,4 +107,5 @@ def run_fn(fn_args, export_fn: Optional[ExportFn] = None):
     return train(tasks, group_files_by_split(fn_args.train_files), _assets_dir(fn_args),
                  fn_args.model_run_dir, _model_config(custom), train_config, _media(custom),
                  eval_files_by_split=eval_files, export_dir=fn_args.serving_model_dir,
-                 export_fn=export_fn or EXPORT_FN or _default_export_fn(fn_args, custom))
+                 export_fn=export_fn or EXPORT_FN or _default_export_fn(fn_args, custom),
+                 warm_start_from=getattr(fn_args, "base_model", None) or None)

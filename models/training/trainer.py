@@ -101,7 +101,8 @@ def _set_precision(precision: str) -> None:
 def train(tasks: Sequence[Task], files_by_split: Mapping[str, Sequence[str]], transform_assets,
           run_dir, model_config: ImpConfig | str = "tiny", train_config: TrainConfig = TrainConfig(),
           media: MediaConfig = DEFAULT_MEDIA, eval_files_by_split: Optional[Mapping[str, Sequence[str]]] = None,
-          export_dir=None, export_fn: Optional[ExportFn] = None) -> TrainResult:
+          export_dir=None, export_fn: Optional[ExportFn] = None,
+          warm_start_from=None) -> TrainResult:
     """Trains (or resumes training of) an IMP model with AGD; returns the run's summary.
 
     Args:
@@ -115,6 +116,9 @@ def train(tasks: Sequence[Task], files_by_split: Mapping[str, Sequence[str]], tr
       export_dir: if set, the final checkpoint + `config.json` are written there, then `export_fn`
         (the serving exporter's hook, e.g. a SavedModel export) is called with
         (export_dir, model, result).
+      warm_start_from: a previous run dir / export dir / checkpoint prefix whose MODEL weights start a
+        fresh run (scheduled retraining from the last blessed model); ignored when `run_dir` already
+        holds a checkpoint (then the run resumes).
     """
     run_dir = pathlib.Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -143,6 +147,8 @@ def train(tasks: Sequence[Task], files_by_split: Mapping[str, Sequence[str]], tr
     if manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
         logger.info("resumed from %s", manager.latest_checkpoint)
+    elif warm_start_from is not None:
+        _warm_start(model, warm_start_from)
     start, task_steps, sampler_state = state.read()
     sampler.set_state(sampler_state)
 
@@ -219,6 +225,18 @@ def train(tasks: Sequence[Task], files_by_split: Mapping[str, Sequence[str]], tr
     if export_dir is not None:
         export_checkpoint(run_dir, result, pathlib.Path(export_dir), model, export_fn)
     return result
+
+
+def _warm_start(model, source) -> None:
+    """Restores only the model weights of the latest checkpoint under `source` (optimizer, step and
+    sampler start fresh, as a new training round should)."""
+    prefix = checkpointing.latest_checkpoint(source)
+    if prefix is None:
+        raise FileNotFoundError(f"warm start: no checkpoint under {source}")
+    status = tf.train.Checkpoint(model=model).restore(prefix)
+    status.expect_partial()
+    status.assert_existing_objects_matched()
+    logger.info("warm-started the model from %s", prefix)
 
 
 def export_checkpoint(run_dir: pathlib.Path, result: TrainResult, export_dir: pathlib.Path, model,

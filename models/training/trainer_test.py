@@ -56,3 +56,20 @@ def test_train_resume_and_restore_unsharded(data_dir, tmp_path):
     c = mesh_model.numpy_weights(restored)
     for name in a:
         np.testing.assert_array_equal(c[name], a[name])
+
+
+def test_warm_start_takes_the_model_weights_and_starts_a_fresh_round(data_dir, tmp_path):
+    base = trainer.train_from_data_dir(data_dir, TASKS, tmp_path / "base", "tiny", _config(2),
+                                       media=MEDIA)
+    fresh = trainer.train_from_data_dir(data_dir, TASKS, tmp_path / "fresh", "tiny", _config(1),
+                                        media=MEDIA)
+    warm = trainer.train_from_data_dir(data_dir, TASKS, tmp_path / "warm", "tiny", _config(1),
+                                       media=MEDIA, warm_start_from=tmp_path / "base")
+    assert warm.steps == 1  # the step counter restarts: a new round, not a resume
+    b, f, w = (mesh_model.numpy_weights(r.model) for r in (base, fresh, warm))
+    # One more small step moves weights by ~lr; they stay near the base model, far from a fresh init.
+    name = next(n for n in b if "text_embedder" in n)
+    assert np.abs(w[name] - b[name]).max() < np.abs(f[name] - b[name]).max() / 5
+    with pytest.raises(FileNotFoundError, match="warm start"):
+        trainer.train_from_data_dir(data_dir, TASKS, tmp_path / "none", "tiny", _config(1),
+                                    media=MEDIA, warm_start_from=tmp_path / "missing")
