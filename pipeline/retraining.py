@@ -50,7 +50,8 @@ class RoundResult:
 
 
 def _examples_span(config: PipelineConfig, summary: local_runner.RunSummary) -> Optional[int]:
-    """The span of the Examples artifact the run used (a `span` property, not a custom one)."""
+    """The span of the Examples artifact the run used (TFX 1.16 records it as a custom property;
+    older releases as a property)."""
     from ml_metadata.metadata_store import metadata_store
     from tfx import v1 as tfx
 
@@ -60,8 +61,9 @@ def _examples_span(config: PipelineConfig, summary: local_runner.RunSummary) -> 
     store = metadata_store.MetadataStore(
         tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_file))
     for artifact in store.get_artifacts_by_uri(uris.outputs["examples"][0]):
-        if "span" in artifact.properties:
-            return int(artifact.properties["span"].int_value)
+        for properties in (artifact.custom_properties, artifact.properties):
+            if "span" in properties:
+                return int(properties["span"].int_value)
     return None
 
 
