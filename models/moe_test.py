@@ -116,7 +116,7 @@ def test_aux_loss_goes_to_layer_losses_or_is_returned():
     y, aux = layer(x, return_aux=True)
     assert not layer.losses  # returned, not added: the caller sums it
     assert set(aux) == {"aux_loss", "z_loss", "load_balance_loss", "expert_usage",
-                        "fraction_tokens_dropped", "router_confidence"}
+                        "expert_weight_share", "fraction_tokens_dropped", "router_confidence"}
     assert aux["expert_usage"].shape == (4,) and aux["expert_usage"].dtype == tf.float32
     assert float(tf.reduce_sum(aux["expert_usage"])) == pytest.approx(1.0)
     assert float(aux["load_balance_loss"]) >= 1.0 - 1e-6  # 1 = perfectly balanced

@@ -236,14 +236,21 @@ def router_metrics(router_probs: tf.Tensor, route: Route) -> dict:
 
     Returns:
       `expert_usage` float32 [E]: share of all processed token-slots handled by each expert (sums to 1;
-      uniform 1/E for experts-choose); `fraction_tokens_dropped` float32 []: tokens no expert processed;
+      uniform 1/E for experts-choose); `expert_weight_share` float32 [E]: each expert's share of the
+      summed combine weights (the router probability mass it contributes to the outputs; this is what
+      shows modality-specific experts under experts-choose, where slot counts are uniform by design);
+      `fraction_tokens_dropped` float32 []: tokens no expert processed;
       `router_confidence` float32 []: mean over tokens of the largest router probability.
     """
     router_probs = tf.stop_gradient(router_probs)
     slots_per_expert = tf.reduce_sum(route.slot_mask, axis=[0, 2])  # [E]
     expert_usage = slots_per_expert / tf.maximum(tf.reduce_sum(slots_per_expert), 1.0)
+    weight_per_expert = tf.reduce_sum(tf.stop_gradient(route.combine_weights) * route.slot_mask,
+                                      axis=[0, 2])  # [E]
+    weight_share = weight_per_expert / tf.maximum(tf.reduce_sum(weight_per_expert), 1e-9)
     coverage = token_coverage(route, tf.shape(router_probs)[1])
     dropped = tf.reduce_mean(tf.cast(coverage == 0, tf.float32))
     confidence = tf.reduce_mean(tf.reduce_max(router_probs, axis=-1))
-    return {"expert_usage": expert_usage, "fraction_tokens_dropped": dropped,
+    return {"expert_usage": expert_usage, "expert_weight_share": weight_share,
+            "fraction_tokens_dropped": dropped,
             "router_confidence": confidence}

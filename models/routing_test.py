@@ -145,9 +145,13 @@ def test_router_metrics():
     route = routing.tokens_choose_route(probs, capacity=2)  # expert 0 keeps tokens 0, 1; 2 dropped
     metrics = routing.router_metrics(probs, route)
     np.testing.assert_allclose(metrics["expert_usage"].numpy(), [2 / 3, 1 / 3, 0.0], rtol=1e-6)
+    np.testing.assert_allclose(metrics["expert_weight_share"].numpy(),
+                               [1.3 / 1.9, .6 / 1.9, 0.0], rtol=1e-6)
     assert float(metrics["fraction_tokens_dropped"]) == pytest.approx(0.25)
     assert float(metrics["router_confidence"]) == pytest.approx((.6 + .7 + .5 + .6) / 4)
     ec = routing.experts_choose_route(tf.constant(SPEC_PROBS), capacity=1)  # tokens 0 and 2 taken
     ec_metrics = routing.router_metrics(tf.constant(SPEC_PROBS), ec)
     np.testing.assert_allclose(ec_metrics["expert_usage"].numpy(), [.5, .5])
+    np.testing.assert_allclose(ec_metrics["expert_weight_share"].numpy(), [.9 / 1.6, .7 / 1.6],
+                               rtol=1e-6)
     assert float(ec_metrics["fraction_tokens_dropped"]) == pytest.approx(0.5)

@@ -37,7 +37,9 @@ class TaskSummaries:
 
     def accumulate_usage(self, metrics: Mapping[str, np.ndarray]) -> None:
         for key, value in metrics.items():
-            if key.startswith("expert_usage/"):
+            # Under experts-choose every expert fills its slots, so slot counts are flat; the share of
+            # combine weight is what differs between modalities.
+            if key.startswith(PLOTTED_METRIC + "/"):
                 _, kind, layer = key.split("/", 2)
                 entry = self._usage[(kind, layer)]
                 entry[0] = entry[0] + np.asarray(value, np.float64)
@@ -59,8 +61,12 @@ class TaskSummaries:
             writer.close()
 
 
+PLOTTED_METRIC = "expert_weight_share"
+
+
 def plot_expert_usage(usage: Mapping[str, Mapping[str, np.ndarray]], path) -> Optional[pathlib.Path]:
-    """Heatmaps (one per MoE layer) of mean expert usage, rows = input kinds, columns = experts.
+    """Heatmaps (one per MoE layer) of each expert's mean share of the combine weight (how much each
+    expert contributes to each input kind's outputs), rows = input kinds, columns = experts.
 
     Returns the PNG path, or None when there is nothing to plot (dense model).
     """
@@ -80,7 +86,7 @@ def plot_expert_usage(usage: Mapping[str, Mapping[str, np.ndarray]], path) -> Op
         ax.set_yticks(range(len(kinds)), kinds)
         ax.set_xticks(range(grid.shape[1]))
         ax.set_xlabel("expert")
-        ax.set_title(f"expert usage, {layer}")
+        ax.set_title(f"share of combine weight, {layer}")
         fig.colorbar(image, ax=ax, fraction=0.046)
     fig.tight_layout()
     path = pathlib.Path(path)
