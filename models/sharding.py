@@ -75,9 +75,28 @@ def parse_mesh_spec(spec: Optional[str]) -> Optional[Tuple[int, int]]:
     return batch, expert
 
 
+def ensure_logical_cpus(count: int) -> None:
+    """Splits the CPU into `count` logical devices (for a CPU mesh), if TF is not initialized yet.
+
+    Logical devices can be configured only before TensorFlow runs its first op; afterwards this is a
+    no-op and `make_mesh` reports the shortfall.
+    """
+    physical = tf.config.list_physical_devices("CPU")
+    if not physical or len(tf.config.get_logical_device_configuration(physical[0]) or []) >= count:
+        return
+    try:
+        tf.config.set_logical_device_configuration(
+            physical[0], [tf.config.LogicalDeviceConfiguration()] * count)
+    except RuntimeError:  # already initialized
+        pass
+
+
 def make_mesh(batch: int, expert: int, device_type: str = "CPU") -> dtensor.Mesh:
-    """A `("batch", "expert")` mesh over the first `batch * expert` logical devices of `device_type`."""
+    """A `("batch", "expert")` mesh over the first `batch * expert` logical devices of `device_type`
+    (on the CPU, the logical devices are made here when TF is not initialized yet)."""
     needed = batch * expert
+    if device_type == "CPU":
+        ensure_logical_cpus(needed)
     available = tf.config.list_logical_devices(device_type)
     if len(available) < needed:
         raise ValueError(f"mesh batch={batch},expert={expert} needs {needed} {device_type} devices, "

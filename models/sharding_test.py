@@ -1,5 +1,9 @@
 """DTensor sharding of SparseMoe on the 8-logical-CPU mesh `batch=2, expert=4` (see conftest.py)."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -120,3 +124,15 @@ def test_layout_map_matches_only_expert_weights(mesh):
         assert layout_map[path].sharding_specs[0] == "expert", path
     for path in ("encoder.blocks.0.mlp.wi", "moe.router_kernel", "moe.expert_wi_scale"):
         assert layout_map[path] is None, path
+
+
+def test_make_mesh_splits_a_fresh_process_cpu_into_logical_devices():
+    # A CLI process (`imp-tfx train --mesh batch=2,expert=2`) starts with one CPU device; make_mesh
+    # must create the logical devices itself before TF initializes.
+    code = ("from models import sharding; import tensorflow as tf; "
+            "mesh = sharding.make_mesh(2, 2); "
+            "print(len(tf.config.list_logical_devices('CPU')), mesh.dim_size('batch'), mesh.dim_size('expert'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-3:] == ["4", "2", "2"]

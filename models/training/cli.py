@@ -37,11 +37,18 @@ def register(subparsers, name: str = "train") -> None:
 
 
 def run(args) -> int:
+    import tensorflow as tf
+
+    from models import sharding
     from models.training import tasks as tasks_lib
     from models.training.optimization import OptimizerConfig
     from models.training.trainer import TrainConfig, train_from_data_dir
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    sizes = sharding.parse_mesh_spec(args.mesh)
+    if sizes is not None and not tf.config.list_physical_devices("GPU") + tf.config.list_physical_devices("TPU"):
+        # First thing, before any TF op: a CPU mesh needs the CPU split into logical devices.
+        sharding.ensure_logical_cpus(sizes[0] * sizes[1])
     tasks = tasks_lib.select(tasks_lib.load_tasks(args.tasks),
                              [n for n in args.only.split(",") if n])
     config = TrainConfig(
