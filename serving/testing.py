@@ -30,10 +30,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import wave
 from typing import Iterator, List, Optional, Sequence
 
 import numpy as np
+
+from components.wav import encode_pcm16_wav
 
 EMBED_DIM = 16
 TEXT_BUCKETS = 1024
@@ -207,13 +208,7 @@ def make_wav(seed: int, seconds: float = 1.0, rate: int = 16000) -> bytes:
     t = np.arange(int(seconds * rate)) / rate
     envelope = np.interp(t, np.linspace(0, seconds, 5), rng.uniform(0.1, 1.0, 5))
     samples = (0.5 * envelope * np.sin(2 * np.pi * rng.uniform(200, 2000) * t) * 32767).astype("<i2")
-    out = io.BytesIO()
-    with wave.open(out, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(samples.tobytes())
-    return out.getvalue()
+    return encode_pcm16_wav(samples, rate)
 
 
 def make_video_file(path: str, seed: int, frames: int = 16, fps: int = 8, size: int = 64,

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import wave
 from fractions import Fraction
 from typing import Dict, Optional
 
 import av
 import numpy as np
 from av.codec.context import Flags
+
+from components.wav import encode_pcm16_wav
 
 _BITEXACT = {"fflags": "+bitexact"}
 
@@ -84,13 +85,7 @@ def resample(samples: np.ndarray, rate: int, new_rate: int) -> np.ndarray:
 
 def encode_wav(samples: np.ndarray, rate: int) -> bytes:
     """Mono 16-bit PCM WAV of float32 [n] samples in [-1, 1]."""
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(to_pcm16(samples).tobytes())
-    return buffer.getvalue()
+    return encode_pcm16_wav(to_pcm16(samples), rate)
 
 
 def _add_audio_stream(container, codec: AudioCodec, rate: int):

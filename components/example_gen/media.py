@@ -14,7 +14,6 @@ audio format, and resamples. All failures raise `rejects.RejectedMedia` with a r
 from __future__ import annotations
 
 import io
-import wave
 from typing import List, Optional, Tuple
 
 import av
@@ -23,6 +22,7 @@ import tensorflow as tf
 from PIL import Image
 
 from components.example_gen import rejects
+from components.wav import encode_pcm16_wav
 from models.features import MediaConfig
 
 JPEG_QUALITY = 90
@@ -108,13 +108,7 @@ def normalize_image(data: bytes, media: MediaConfig) -> bytes:
 
 def encode_wav(samples: np.ndarray, sample_rate: int) -> bytes:
     """int16 [samples] -> mono PCM16 WAV bytes."""
-    out = io.BytesIO()
-    with wave.open(out, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(sample_rate)
-        w.writeframes(np.ascontiguousarray(samples, dtype="<i2").tobytes())
-    return out.getvalue()
+    return encode_pcm16_wav(samples, sample_rate)
 
 
 def _decode_audio_track(container, rate: int, start: float = 0.0,

@@ -1,4 +1,4 @@
-"""Small seeded media fixtures and datasets for tests and benchmarks (PIL, `wave`, PyAV).
+"""Small seeded media fixtures and datasets for tests and benchmarks (PIL, components.wav, PyAV).
 
 `write_dataset` makes a bring-your-own-data folder with good lines only; `write_salted_dataset` adds one
 or more lines for every reject reason and returns the exact counts a correct ingestion must report.
@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import wave
 from typing import Dict, List, Tuple
 
 import av
@@ -18,6 +17,7 @@ from PIL import Image
 
 from components.example_gen import manifest as manifest_lib
 from components.example_gen import rejects
+from components.wav import encode_pcm16_wav
 
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
@@ -34,13 +34,7 @@ def wav_bytes(rng: np.random.Generator, seconds: float = 0.5, rate: int = 8000, 
     t = np.arange(int(seconds * rate)) / rate
     tone = 0.3 * np.sin(2 * np.pi * freq * t) + 0.05 * rng.standard_normal(t.size)
     samples = np.repeat((tone * 32767).astype(np.int16)[:, None], channels, axis=1)
-    out = io.BytesIO()
-    with wave.open(out, "wb") as w:
-        w.setnchannels(channels)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(samples.tobytes())
-    return out.getvalue()
+    return encode_pcm16_wav(samples, rate)
 
 
 def video_bytes(rng: np.random.Generator, frames: int = 6, fps: int = 6, size=(32, 32),
