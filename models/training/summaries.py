@@ -14,6 +14,9 @@ from typing import Dict, Mapping, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
+# The per-expert router metric that `accumulate_usage` averages and `plot_expert_usage` draws.
+PLOTTED_METRIC = "expert_weight_share"
+
 
 class TaskSummaries:
     """One `tf.summary` writer per task plus running expert-usage statistics."""
@@ -59,9 +62,6 @@ class TaskSummaries:
     def close(self) -> None:
         for writer in self._writers.values():
             writer.close()
-
-
-PLOTTED_METRIC = "expert_weight_share"
 
 
 def plot_expert_usage(usage: Mapping[str, Mapping[str, np.ndarray]], path) -> Optional[pathlib.Path]:
